@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A disposable PostgreSQL cluster for the tests, the demo and the benchmarks.
 
 The cluster lives in one directory (``data/`` for PGDATA, ``sock/`` for the unix socket, ``postgres.log``,

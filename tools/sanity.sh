@@ -35,7 +35,9 @@ fi
 
 dest="$work/ansible_collections/yuantus/relmigrate"
 mkdir -p "$dest"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$dest" 2>/dev/null || true)
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard --deduplicate | while IFS= read -r -d '' file; do
+  if [ -e "$file" ]; then cp --parents -P "$file" "$dest"; fi
+done)
 cd "$dest"
 git init -q && git add -A
 "$venv/bin/ansible-test" sanity --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Yuantus-compatible databases and generated legacy data, shared by the tests, the demo and the benchmarks.
 
 * :func:`load_schema` loads our minimal tenant schema (``tools/schema/tenant_minimal.sql``) or the real dump
@@ -367,7 +366,7 @@ def seed_legacy(conn: psycopg.Connection, rows: int, *, seed: int = 0, types: in
     parts, documents = max(10, rows // 4), max(5, rows // 20)
     pools = {"Part": (f"part-{id_prefix}", parts), "Document": (f"doc-{id_prefix}", documents)}
     specs, invalid_specs = legacy_type_specs(types), _invalid_type_specs(invalid_type_refs)
-    mix = [rng.randrange(1, _MIX_MOD) for _ in range(10)]
+    mix = [rng.randrange(1, _MIX_MOD) for _step in range(10)]
     special = _split_special(rng, rows, id_prefix, width, dict(
         orphans, invalid_properties=invalid_properties, existing_items=existing_items))
     with conn.transaction():
@@ -431,7 +430,7 @@ def _table_names(conn: psycopg.Connection) -> list[str]:
 
 def _table_ident(name: str) -> sql.Composable:
     """``schema.table`` or ``table`` (public) as a quoted identifier."""
-    schema, _, table = name.rpartition(".")
+    schema, _dot, table = name.rpartition(".")
     return sql.Identifier(schema or "public", table)
 
 

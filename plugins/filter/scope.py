@@ -71,7 +71,7 @@ def _target(scope):
 
 def libpq_env(scope, connect_timeout=10):
     """Return the libpq environment of the scope's database (holds the password)."""
-    target, _ = _target(scope)
+    target = _target(scope)[0]
     env = dict(PGHOST=target.host or "", PGPORT=str(target.port or 5432), PGDATABASE=target.database,
                PGUSER=target.user or "", PGAPPNAME=APPLICATION_NAME, PGCONNECT_TIMEOUT=str(connect_timeout))
     if target.password:

@@ -24,13 +24,11 @@ from ansible_collections.yuantus.relmigrate.plugins.module_utils.tenancy import 
 
 try:
     import psycopg
-    from psycopg import sql  # noqa: F401  (re-exported for the modules: one import site for the driver)
 
     HAS_PSYCOPG = True
     PSYCOPG_IMPORT_ERROR = None
 except ImportError:
     psycopg = None
-    sql = None
     HAS_PSYCOPG = False
     PSYCOPG_IMPORT_ERROR = traceback.format_exc()
 
@@ -46,7 +44,7 @@ except ImportError:
     HAS_SQLALCHEMY = False
 
 try:
-    from urllib.parse import unquote, urlsplit, parse_qsl
+    from urllib.parse import parse_qsl, unquote, urlsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported, this keeps the sanity import test quiet
     unquote = urlsplit = parse_qsl = None
 

@@ -20,7 +20,10 @@ import json
 import time
 import uuid
 
-from ansible_collections.yuantus.relmigrate.plugins.module_utils.database import sql
+try:
+    from psycopg import sql
+except ImportError:  # the modules report the missing driver through database.require_driver
+    sql = None
 
 LEGACY_TABLE = "meta_relationships"
 TABLES = ("meta_relationships", "meta_relationship_types", "meta_items", "meta_item_types")
@@ -432,7 +435,7 @@ def release_lock(conn):
 
 def new_run_id():
     """Return a run id that sorts by time: ``YYYYmmddTHHMMSSZ-<6 hex>``."""
-    now = datetime.datetime.now(datetime.timezone.utc) if hasattr(datetime, "timezone") else datetime.datetime.utcnow()
+    now = datetime.datetime.now(datetime.timezone.utc)
     return "%s-%s" % (now.strftime("%Y%m%dT%H%M%SZ"), uuid.uuid4().hex[:6])
 
 
@@ -527,9 +530,7 @@ WITH batch AS (
     FROM inserted
     HAVING count(*) > 0
 )
-SELECT (SELECT max(id) FROM batch),
-       (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM batch b JOIN public.meta_relationships r ON r.id = b.id WHERE {pending})
+SELECT (SELECT max(id) FROM batch), (SELECT count(*) FROM inserted)
 """.format(columns=", ".join(ITEM_COLUMNS), values=ITEM_VALUES_SQL, migratable=MIGRATABLE_JOIN_SQL,
            pending=PENDING_SQL)
 
@@ -537,7 +538,7 @@ SELECT (SELECT max(id) FROM batch),
 def copy_batch(cur, run_id, batch_no, after, limit):
     """Copy one keyset batch of legacy rows after id ``after`` (MAPPING.md step 3), in the caller's transaction.
 
-    Returns ``(last_legacy_id or None when done, rows written, rows pending in the batch)``.
+    Returns ``(last legacy id of the batch or None when there are no more rows, rows written)``.
     """
     cur.execute(COPY_BATCH_SQL, dict(after=after, limit=limit, run_id=run_id, batch_no=batch_no))
     return cur.fetchone()

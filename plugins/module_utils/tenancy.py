@@ -37,7 +37,7 @@ def sanitize_id(value):
 def template_fields(template):
     """Return the set of ``str.format`` field names used in ``template`` (e.g. ``{'tenant_id', 'org_id'}``)."""
     try:
-        return set(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
+        return set(part[1] for part in string.Formatter().parse(template) if part[1] is not None)
     except ValueError as exc:
         raise TenancyError("database_url_template is not a valid format string: %s" % exc)
 
@@ -87,15 +87,25 @@ def resolve_scope_url(tenancy_mode, database_url=None, database_url_template=Non
     return database_url_template.format(tenant_id=sanitize_id(tenant_id), org_id=sanitize_id(org_id))
 
 
-def template_database_pattern(database_url_template, database_name_of):
+def template_database_pattern(database_url_template, database_name_of, org_id=None):
     """Return a compiled regex matching database names produced by the template, capturing the ids.
 
     ``database_name_of`` extracts the database name from a URL (the caller's URL parser), so this module stays
-    free of URL parsing. Groups are named ``tenant_id`` and ``org_id`` (when the template has them).
+    free of URL parsing. Groups are named ``tenant_id`` and ``org_id`` (when the database name uses them); a
+    placeholder used twice must match the same id twice. With ``org_id`` given (``db-per-tenant`` mode, where
+    Yuantus always formats the org as ``default``), ``{org_id}`` matches only that id, sanitised, and is not a
+    group. Ids are matched lazily: a sanitised id containing the template's own separator is ambiguous, and the
+    shortest tenant id wins. Raises ``TenancyError`` when the template is not a valid format string.
     """
+    template_fields(database_url_template)  # validates the format string with a clear message
     marker_tenant, marker_org = "\x00TENANT\x00", "\x00ORG\x00"
     name = database_name_of(database_url_template.format(tenant_id=marker_tenant, org_id=marker_org))
     pattern = re.escape(name)
-    pattern = pattern.replace(re.escape(marker_tenant), "(?P<tenant_id>[A-Za-z0-9_-]+?)", 1)
-    pattern = pattern.replace(re.escape(marker_org), "(?P<org_id>[A-Za-z0-9_-]+?)", 1)
+    for marker, group, fixed in ((marker_tenant, "tenant_id", None), (marker_org, "org_id", org_id)):
+        escaped = re.escape(marker)
+        if fixed is not None:
+            pattern = pattern.replace(escaped, re.escape(sanitize_id(fixed)))
+            continue
+        pattern = pattern.replace(escaped, "(?P<%s>[A-Za-z0-9_-]+?)" % group, 1)
+        pattern = pattern.replace(escaped, "(?P=%s)" % group)
     return re.compile("^%s$" % pattern)

@@ -13,7 +13,7 @@ module: relationship_items
 short_description: Copy Yuantus legacy relationships into meta_items as relationship items, or undo that copy
 version_added: 0.1.0
 description:
-  - O(state=present) runs the Yuantus "Relationship -> Item" migration in one scope database, idempotently: it
+  - O(state=present) runs the Yuantus "Relationship -> Item" migration in one scope database, idempotently. It
     creates (and with O(update_item_types) completes) one relationship ItemType per legacy relationship type, then
     copies every legacy row of C(meta_relationships) that is not yet in C(meta_items), in keyset batches ordered by
     id, one transaction per batch. A killed run keeps its finished batches; a re-run completes the rest with no
@@ -22,7 +22,7 @@ description:
   - A per-database advisory lock keeps two runs from copying into the same database at the same time.
   - Every run is recorded in a ledger (schema C(relmigrate) of the scope's database) in the same transactions as
     the rows it wrote. Existing C(meta_items) rows are never modified; the legacy tables are never written.
-  - O(state=absent) is the runbook's rollback-by-delete, done safely: it deletes only the rows the ledger says a
+  - O(state=absent) is the runbook's rollback-by-delete, done safely. It deletes only the rows the ledger says a
     run wrote, and refuses, naming the tables, when other rows reference them.
 extends_documentation_fragment:
   - yuantus.relmigrate.connection
@@ -64,7 +64,7 @@ options:
     description: File to append one line per batch to (for C(tail -f)); the ledger's run row is updated too.
     type: path
 author:
-  - Yuantus relmigrate maintainers
+  - Yuantus relmigrate maintainers (@yuantus)
 """
 
 EXAMPLES = r"""
@@ -175,13 +175,13 @@ deleted:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.yuantus.relmigrate.plugins.module_utils import migration
 from ansible_collections.yuantus.relmigrate.plugins.module_utils.database import (
     connection_argument_spec,
     error_text,
     module_connect,
     psycopg,
 )
-from ansible_collections.yuantus.relmigrate.plugins.module_utils import migration
 from ansible_collections.yuantus.relmigrate.plugins.module_utils.migration import MigrationError
 
 ORPHAN_COUNTS = migration.ORPHAN_COUNTS
@@ -277,8 +277,8 @@ class Migration(object):
         try:
             while True:
                 with self.conn.cursor() as cur:
-                    last_id, written, _ = migration.copy_batch(cur, self.run_id, batches + 1, after,
-                                                               self.params["batch_size"])
+                    last_id, written = migration.copy_batch(cur, self.run_id, batches + 1, after,
+                                                            self.params["batch_size"])
                     if last_id is None:
                         self.conn.rollback()
                         break

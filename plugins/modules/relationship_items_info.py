@@ -25,6 +25,7 @@ attributes:
     description: The module only reads; it behaves the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
 options:
   update_item_types:
     description: Answer for a run that fills missing ItemType fields (as the runbook's real run does).
@@ -39,7 +40,7 @@ options:
     type: bool
     default: false
 author:
-  - Yuantus relmigrate maintainers
+  - Yuantus relmigrate maintainers (@yuantus)
 """
 
 EXAMPLES = r"""

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it and CI runs it: lint, sanity, build, pytest (real PostgreSQL),
+# Molecule (real PostgreSQL containers). Each stage prints a header; the first failure stops the run.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+bash tools/bootstrap.sh
+export PATH="$repo/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$repo/.collections"
+
+stage() { printf '\n=== %s ===\n' "$*"; }
+
+stage "ruff"
+ruff check .
+
+stage "ansible-lint (production profile)"
+ansible-lint --profile production --offline
+
+stage "ansible-test sanity"
+bash tools/sanity.sh
+
+stage "collection build, install and ansible-doc"
+build=$(mktemp -d)
+trap 'rm -rf "$build"' EXIT
+ansible-galaxy collection build --output-path "$build" . >/dev/null
+ansible-galaxy collection install --offline -p "$build/installed" "$build"/yuantus-relmigrate-*.tar.gz >/dev/null
+ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc yuantus.relmigrate.relationship_items >/dev/null
+ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc yuantus.relmigrate.relationship_items_info >/dev/null
+echo "built $(basename "$build"/yuantus-relmigrate-*.tar.gz), installed, ansible-doc renders"
+
+stage "ansible-builder create (execution environment build context)"
+if [ -f execution-environment.yml ]; then
+  ansible-builder create -f execution-environment.yml -c "$build/ee-context" >/dev/null
+  test -f "$build/ee-context/Containerfile"
+  echo "build context: Containerfile and $(find "$build/ee-context" -type f | wc -l) files"
+fi
+
+stage "pytest (real PostgreSQL)"
+pytest -p no:cacheprovider "$@"
+
+if [ -d molecule/default ] && [ "${RELMIGRATE_SKIP_MOLECULE:-0}" != 1 ]; then
+  stage "molecule (PostgreSQL containers)"
+  bash molecule/scripts/run_all.sh
+fi

@@ -22,17 +22,17 @@ bash tools/sanity.sh
 stage "collection build, install and ansible-doc"
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
-ansible-galaxy collection build --output-path "$build" . >/dev/null
-ansible-galaxy collection install --offline -p "$build/installed" "$build"/yuantus-relmigrate-*.tar.gz >/dev/null
+rm -rf build && ansible-galaxy collection build --output-path build . >/dev/null
+ansible-galaxy collection install --offline -p "$build/installed" build/yuantus-relmigrate-*.tar.gz >/dev/null
 ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc yuantus.relmigrate.relationship_items >/dev/null
 ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc yuantus.relmigrate.relationship_items_info >/dev/null
-echo "built $(basename "$build"/yuantus-relmigrate-*.tar.gz), installed, ansible-doc renders"
+echo "built $(basename build/yuantus-relmigrate-*.tar.gz) ($(du -k build/yuantus-relmigrate-*.tar.gz | cut -f1) KiB), installed, ansible-doc renders"
 
 stage "ansible-builder create (execution environment build context)"
 if [ -f execution-environment.yml ]; then
   ansible-builder create -f execution-environment.yml -c "$build/ee-context" >/dev/null
-  test -f "$build/ee-context/Containerfile"
-  echo "build context: Containerfile and $(find "$build/ee-context" -type f | wc -l) files"
+  test -f "$build/ee-context/Containerfile" -o -f "$build/ee-context/Dockerfile"
+  echo "build context: container file and $(find "$build/ee-context" -type f | wc -l) files"
 fi
 
 stage "pytest (real PostgreSQL)"

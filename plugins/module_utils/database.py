@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
@@ -44,9 +45,9 @@ except ImportError:
     HAS_SQLALCHEMY = False
 
 try:
-    from urllib.parse import parse_qsl, unquote, urlsplit
+    from urllib.parse import parse_qsl, unquote
 except ImportError:  # pragma: no cover - Python 2 is not supported, this keeps the sanity import test quiet
-    unquote = urlsplit = parse_qsl = None
+    unquote = parse_qsl = None
 
 APPLICATION_NAME = "yuantus.relmigrate"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -105,20 +106,49 @@ def _parse_with_sqlalchemy(url):
         parsed.password, dict(parsed.query)
 
 
+# SQLAlchemy's own URL grammar (sqlalchemy.engine.url._parse_url), so that both parsers read every URL alike: a
+# password may hold unescaped '#', '/', '?' and ':', the host keeps its case and is not unquoted, a repeated query
+# key gives a tuple.
+_URL_PATTERN = re.compile(
+    r"""
+        (?P<name>[\w\+]+)://
+        (?:
+            (?P<username>[^:/]*)
+            (?::(?P<password>[^@]*))?
+        @)?
+        (?:
+            (?:
+                \[(?P<ipv6host>[^/\?]+)\] |
+                (?P<ipv4host>[^/:\?]+)
+            )?
+            (?::(?P<port>[^/\?]*))?
+        )?
+        (?:/(?P<database>[^\?]*))?
+        (?:\?(?P<query>.*))?
+    """,
+    re.VERBOSE,
+)
+
+
 def _parse_without_sqlalchemy(url):
+    match = _URL_PATTERN.match(url)
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        if match is None:
+            raise ValueError(url)
+        parts = match.groupdict()
+        port = int(parts["port"]) if parts["port"] is not None else None
     except ValueError:
         raise DatabaseError("the database URL is malformed (expected postgresql[+psycopg]://user:pass@host:port/db)")
-    if not parts.scheme or "://" not in url:
-        raise DatabaseError("the database URL is malformed (expected postgresql[+psycopg]://user:pass@host:port/db)")
-    backend = parts.scheme.split("+", 1)[0]
-    database = unquote(parts.path[1:]) if parts.path.startswith("/") else None
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    host = unquote(parts.hostname) if parts.hostname else None
-    return backend, host, port, database or None, user, password, dict(parse_qsl(parts.query))
+    query = {}
+    for key, value in parse_qsl(parts["query"] or ""):
+        if key in query:
+            query[key] = (query[key] if isinstance(query[key], tuple) else (query[key],)) + (value,)
+        else:
+            query[key] = value
+    database, user, password = [unquote(parts[name]) if parts[name] is not None else None
+                                for name in ("database", "username", "password")]
+    return (parts["name"].split("+", 1)[0], parts["ipv4host"] or parts["ipv6host"], port, database, user,
+            password, query)
 
 
 def parse_database_url(url):

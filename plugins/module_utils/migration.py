@@ -449,6 +449,9 @@ def start_run(cur, run_id, parameters, counts, plan):
 
     Returns ``(created, updated)`` ItemType ids.
     """
+    # The lock every batch's INSERT takes, taken first: when an application transaction holds a conflicting lock
+    # on meta_items, the run fails here within lock_timeout, before anything (ItemTypes included) is written.
+    cur.execute("LOCK TABLE public.meta_items IN ROW EXCLUSIVE MODE")
     # Under the migration lock no other run is alive: a run still marked running was killed.
     cur.execute("UPDATE relmigrate.runs SET status = 'interrupted', updated_at = clock_timestamp() "
                 "WHERE status = 'running'")

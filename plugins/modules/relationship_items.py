@@ -170,6 +170,10 @@ deleted:
   description: With O(state=absent), rows deleted from meta_items (that would be, in check mode).
   returned: state=absent
   type: int
+would_delete:
+  description: With O(state=absent) in check mode, rows the delete would remove from meta_items.
+  returned: state=absent, in check mode
+  type: int
 """
 
 import time
@@ -348,7 +352,7 @@ def undo(module, conn, scope):
         if module.check_mode:
             would = migration.count_written(cur, runs)
             conn.rollback()
-            return dict(changed=bool(would) or bool(runs), runs=runs, deleted=would,
+            return dict(changed=bool(would) or bool(runs), runs=runs, deleted=would, would_delete=would,
                         diff=dict(before=dict(migrated_items=would), after=dict(migrated_items=0)))
         deleted = migration.delete_written(cur, runs, module.params["application_name"])
     conn.commit()

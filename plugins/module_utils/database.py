@@ -203,6 +203,22 @@ def _session_options(params):
     return " ".join("-c %s=%s" % pair for pair in settings)
 
 
+def libpq_environment(target, params):
+    """Return the libpq environment variables of ``target`` (password included: for a child process only)."""
+    env = dict(
+        PGHOST=target.host,
+        PGPORT=str(target.port or 5432),
+        PGDATABASE=target.database,
+        PGUSER=target.user,
+        PGPASSWORD=target.password,
+        PGAPPNAME=params.get("application_name") or APPLICATION_NAME,
+        PGCONNECT_TIMEOUT=str(int(params.get("connect_timeout") or 10)),
+        PGOPTIONS=_session_options(params),
+        PGSSLMODE=target.query.get("sslmode"),
+    )
+    return dict((key, value) for key, value in env.items() if value)
+
+
 def connect(target, params, autocommit=False):
     """Open a psycopg connection to ``target`` with the session settings of ``params``.
 

@@ -190,11 +190,14 @@ def item_type_plan(cur, update_item_types):
                t.source_item_type, t.related_item_type,
                it.id IS NOT NULL AS item_type_exists,
                it.is_relationship, it.source_item_type_id, it.related_item_type_id,
-               (SELECT count(*) FROM public.meta_relationships r WHERE r.relationship_type_id = t.id) AS rows,
-               (SELECT count(*) FROM public.meta_relationships r
-                 WHERE r.relationship_type_id = t.id AND {pending}) AS pending
+               COALESCE(per_type.rows, 0) AS rows, COALESCE(per_type.pending, 0) AS pending
         FROM public.meta_relationship_types t
         LEFT JOIN public.meta_item_types it ON it.id = {item_type_id}
+        LEFT JOIN (
+            -- One pass over the legacy table for every type.
+            SELECT r.relationship_type_id, count(*) AS rows, count(*) FILTER (WHERE {pending}) AS pending
+            FROM public.meta_relationships r GROUP BY r.relationship_type_id
+        ) per_type ON per_type.relationship_type_id = t.id
         ORDER BY t.id
         """.format(item_type_id=ITEM_TYPE_ID_SQL, pending=PENDING_SQL)
     )

@@ -42,7 +42,7 @@ demo: bootstrap
 	echo "Roll this run back (delete exactly the rows it wrote; --check first to see what would go):"; \
 	echo "  cd playbooks && ansible-playbook rollback.yml -e relmigrate_rollback_run_id=$$run_id"; \
 	echo "or restore a scope's backup:"; \
-	echo "  cd playbooks && ansible-playbook rollback.yml -l tenant-1.org-1 -e relmigrate_rollback_method=restore -e relmigrate_rollback_run_id=$$run_id -e relmigrate_restore_confirm=tenant-1.org-1"; \
+	echo "  cd playbooks && ansible-playbook rollback.yml -l tenant-1__org-1 -e relmigrate_rollback_method=restore -e relmigrate_rollback_run_id=$$run_id -e relmigrate_restore_confirm=tenant-1__org-1"; \
 	echo "Stop the demo cluster and remove .demo/:"; \
 	echo "  make demo-stop"
 

@@ -6,9 +6,9 @@ A scenario describes its servers and databases in ``<scenario>/vars/fixture.yml`
       a: {container: relmigrate-default-a, port_env: RELMIGRATE_PG_PORT_1}
     identity: {server: a, database: yuantus_identity, tenants: {tenant-1: [org-1, org-2]}}
     databases:
-      - {server: a, name: yuantus_mt_pg__tenant-1__org-1, scope: tenant-1.org-1, rows: 1500, seed: 1,
+      - {server: a, name: yuantus_mt_pg__tenant-1__org-1, scope: tenant-1__org-1, rows: 1500, seed: 1,
          orphans: {missing_type: 1, missing_source: 2, missing_related: 1}, existing_items: 2}
-      - {server: a, name: yuantus_mt_pg__tenant-1__org-2, scope: tenant-1.org-2, legacy_table: false}
+      - {server: a, name: yuantus_mt_pg__tenant-1__org-2, scope: tenant-1__org-2, legacy_table: false}
 
 ``prepare`` (re)creates every database with our minimal Yuantus schema, seeds it with ``tools/yuantus_fixture.py``
 and writes ``state.json``: per database its server, port, the seed summary (expected preflight counts, orphan and

@@ -169,9 +169,9 @@ def org_fleet(pg_cluster: Any, collection_env: dict[str, str], tmp_path: Path,
               e2e_role: tuple[str, str]) -> Iterator[Fleet]:
     """db-per-tenant-org: tenant-1/org-1, tenant-1/org-2, tenant-2/org-1 (no orphans; tests add what they need)."""
     for fleet in make_fleet(pg_cluster, collection_env, tmp_path, e2e_role, "db-per-tenant-org"):
-        fleet.add("tenant-1.org-1", "tenant-1", "org-1")
-        fleet.add("tenant-1.org-2", "tenant-1", "org-2", existing_items=3)
-        fleet.add("tenant-2.org-9", "tenant-2", "org-9")
+        fleet.add("tenant-1__org-1", "tenant-1", "org-1")
+        fleet.add("tenant-1__org-2", "tenant-1", "org-2", existing_items=3)
+        fleet.add("tenant-2__org-9", "tenant-2", "org-9")
         yield fleet
 
 

@@ -16,17 +16,17 @@ def _report(fleet: Fleet, host: str) -> dict:
 
 
 def test_limit_to_one_tenant_then_rerun_changes_nothing(org_fleet: Fleet) -> None:
-    other = org_fleet.checksums("tenant-2.org-9")
+    other = org_fleet.checksums("tenant-2__org-9")
     first = ok(org_fleet.play("migrate.yml", "-l", "tenant-1"))
     assert "Invalid characters were found in group names" not in first.stdout + first.stderr
-    assert set(recap(first)) == {"tenant-1.org-1", "tenant-1.org-2"}
-    for host in ("tenant-1.org-1", "tenant-1.org-2"):
+    assert set(recap(first)) == {"tenant-1__org-1", "tenant-1__org-2"}
+    for host in ("tenant-1__org-1", "tenant-1__org-2"):
         assert org_fleet.pending(host) == 0
-    assert org_fleet.checksums("tenant-2.org-9") == other
-    assert org_fleet.pending("tenant-2.org-9") == 200
+    assert org_fleet.checksums("tenant-2__org-9") == other
+    assert org_fleet.pending("tenant-2__org-9") == 200
 
     (run_id, run_dir), = org_fleet.reports().items()
-    report = json.loads((run_dir / "tenant-1.org-2.json").read_text())
+    report = json.loads((run_dir / "tenant-1__org-2.json").read_text())
     assert report["status"] == "migrated" and report["run_id"] == run_id
     assert report["pending_before"] == 197 and report["migrated"] == 197 and report["verify"] == "passed"
     # Three legacy ids already existed as unrelated items: they count as present, and are not rewritten.
@@ -34,7 +34,7 @@ def test_limit_to_one_tenant_then_rerun_changes_nothing(org_fleet: Fleet) -> Non
     assert report["backup_file"].startswith(str(org_fleet.backup_dir / run_id))
     assert Path(report["backup_file"]).exists()
     summary = (run_dir / "summary.md").read_text()
-    assert "| tenant-1.org-1 |" in summary and "tenant-2" not in summary
+    assert "| tenant-1__org-1 |" in summary and "tenant-2" not in summary
     assert summary.splitlines()[0] in first.stdout
 
     second = ok(org_fleet.play("migrate.yml", "-l", "tenant-1"))
@@ -56,31 +56,31 @@ def test_check_mode_writes_nothing_and_says_what_would_happen(org_fleet: Fleet) 
 
 
 def test_orphan_gate_fails_that_scope_only(org_fleet: Fleet) -> None:
-    org_fleet.add("tenant-3.org-1", "tenant-3", "org-1", orphans=ORPHANS)
-    orphaned = org_fleet.checksums("tenant-3.org-1")
+    org_fleet.add("tenant-3__org-1", "tenant-3", "org-1", orphans=ORPHANS)
+    orphaned = org_fleet.checksums("tenant-3__org-1")
     org_fleet.env["ANSIBLE_RETRY_FILES_ENABLED"] = "True"
     org_fleet.env["ANSIBLE_RETRY_FILES_SAVE_PATH"] = str(org_fleet.tmp / "retry")
     proc = org_fleet.play("migrate.yml")
     assert proc.returncode != 0
     counts = recap(proc)
-    assert counts["tenant-3.org-1"]["failed"] == 1
-    assert all(counts[host]["failed"] == 0 for host in counts if host != "tenant-3.org-1")
-    assert org_fleet.checksums("tenant-3.org-1") == orphaned
-    assert all(org_fleet.pending(host) == 0 for host in org_fleet.scopes if host != "tenant-3.org-1")
+    assert counts["tenant-3__org-1"]["failed"] == 1
+    assert all(counts[host]["failed"] == 0 for host in counts if host != "tenant-3__org-1")
+    assert org_fleet.checksums("tenant-3__org-1") == orphaned
+    assert all(org_fleet.pending(host) == 0 for host in org_fleet.scopes if host != "tenant-3__org-1")
     message = " ".join(proc.stdout.split())
     assert "missing_type=1" in message and "missing_source=2" in message and "missing_related=1" in message
-    failed = _report(org_fleet, "tenant-3.org-1")
+    failed = _report(org_fleet, "tenant-3__org-1")
     assert failed["status"] == "failed" and "dry-run gate failed" in failed["error"]["msg"]
     (run_dir,) = org_fleet.reports().values()
     summary = (run_dir / "summary.md").read_text()
-    assert "Failed: tenant-3.org-1" in summary
-    assert (org_fleet.tmp / "retry" / "migrate.retry").read_text().split() == ["tenant-3.org-1"]
+    assert "Failed: tenant-3__org-1" in summary
+    assert (org_fleet.tmp / "retry" / "migrate.retry").read_text().split() == ["tenant-3__org-1"]
 
     # Retry only the failed scope, skipping its orphans: the report names them, verification accounts for them.
     retry = ok(org_fleet.play("migrate.yml", "-l", f"@{org_fleet.tmp / 'retry' / 'migrate.retry'}",
                               relmigrate_allow_orphans=True))
-    assert set(recap(retry)) == {"tenant-3.org-1"}
-    assert org_fleet.pending("tenant-3.org-1") == 4
+    assert set(recap(retry)) == {"tenant-3__org-1"}
+    assert org_fleet.pending("tenant-3__org-1") == 4
     reports = [json.loads(p.read_text()) for d in org_fleet.reports().values() for p in d.glob("tenant-3*.json")]
     done = next(r for r in reports if r["status"] == "migrated")
     assert done["skipped_orphans"] == 4 and done["verify"] == "passed" and done["migrated"] == 196
@@ -123,7 +123,7 @@ def test_verify_fails_on_a_changed_row(single_fleet: Fleet) -> None:
 
 
 def test_delete_rollback_removes_only_ledger_rows(org_fleet: Fleet) -> None:
-    host = "tenant-1.org-2"  # has legacy ids that already existed as unrelated items
+    host = "tenant-1__org-2"  # has legacy ids that already existed as unrelated items
     before = org_fleet.checksums(host)
     ok(org_fleet.play("migrate.yml", "-l", host))
     (run_id,) = org_fleet.reports()
@@ -145,7 +145,7 @@ def test_delete_rollback_removes_only_ledger_rows(org_fleet: Fleet) -> None:
 
 def test_secrets_never_shown(org_fleet: Fleet, e2e_role: tuple[str, str]) -> None:
     _, password = e2e_role
-    org_fleet.add("tenant-3.org-1", "tenant-3", "org-1", orphans=ORPHANS)
+    org_fleet.add("tenant-3__org-1", "tenant-3", "org-1", orphans=ORPHANS)
     runs = [org_fleet.play("migrate.yml", "-vvv"), org_fleet.play("migrate.yml", "-vvv", "--check", "--diff"),
             org_fleet.play("rollback.yml", "-vvv", "-l", "tenant-1")]
     assert runs[0].returncode != 0  # the orphan scope fails: its error path is covered too

@@ -9,8 +9,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
 from checks import assert_backup, assert_migrated, assert_no_secret, assert_tables_unchanged
 
-MIGRATED = ["tenant-1.org-1", "tenant-1.org-2", "tenant-2.t2-org-1"]
-SKIPPED = "tenant-3.org-3"
+MIGRATED = ["tenant-1__org-1", "tenant-1__org-2", "tenant-2__t2-org-1"]
+SKIPPED = "tenant-3__org-3"
 
 
 def test_scopes_are_spread_over_both_servers(scenario, psql):

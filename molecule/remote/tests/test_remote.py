@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
 from checks import assert_backup, assert_migrated, assert_no_secret
 
-SCOPE = "tenant-1.org-1"
+SCOPE = "tenant-1__org-1"
 BACKUP_DIR = "/var/backups/relmigrate"
 
 

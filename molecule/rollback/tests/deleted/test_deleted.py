@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared"))
 
 from checks import LEGACY_TABLES, assert_tables_unchanged
 
-SCOPES = ["tenant-1.org-1", "tenant-1.org-2"]
+SCOPES = ["tenant-1__org-1", "tenant-1__org-2"]
 
 
 def test_meta_items_back_to_pre_migration(scenario, fingerprint):
@@ -18,7 +18,7 @@ def test_meta_items_back_to_pre_migration(scenario, fingerprint):
 
 
 def test_preexisting_items_sharing_legacy_ids_kept(scenario, psql):
-    database = scenario.scope_database("tenant-1.org-1")
+    database = scenario.scope_database("tenant-1__org-1")
     ids = scenario.database(database)["existing_item_ids"]
     assert len(ids) == 3
     kept = psql.value(database, "SELECT count(*) FROM meta_items WHERE id IN (SELECT id FROM meta_relationships)")

@@ -1,4 +1,4 @@
-"""rollback, after rollback.yml (restore) of tenant-1.org-1: its database equals its pre-migration state."""
+"""rollback, after rollback.yml (restore) of tenant-1__org-1: its database equals its pre-migration state."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared"))
 
 from checks import assert_migrated
 
-RESTORED = "tenant-1.org-1"
-OTHER = "tenant-1.org-2"
+RESTORED = "tenant-1__org-1"
+OTHER = "tenant-1__org-2"
 
 
 def test_restored_database_equals_its_pre_migration_state(scenario, fingerprint):

@@ -1,7 +1,8 @@
 # make demo       bootstrap, start a disposable PostgreSQL cluster in .demo/, create the demo databases and run the
 #                 runbook (playbooks/migrate.yml) over every scope; the orphan scope fails its gate, the others migrate
 # make demo-stop  stop the demo cluster and remove .demo/
-# make test       pytest (real PostgreSQL, real ansible-playbook)
+# make test       the whole suite (tools/test.sh): ruff, ansible-lint, ansible-test sanity, collection build,
+#                 pytest against real PostgreSQL, Molecule scenarios in PostgreSQL containers
 # make lint       ansible-lint (production profile)
 SHELL := /bin/bash
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -51,8 +52,8 @@ demo-stop:
 	@rm -rf $(DEMO)
 	@echo "demo: stopped and removed $(DEMO)"
 
-test: bootstrap
-	cd $(REPO) && $(VENV)/bin/pytest -q
+test:
+	@bash $(REPO)/tools/test.sh
 
 e2e: bootstrap
 	cd $(REPO) && $(VENV)/bin/pytest -q tests/e2e

@@ -183,6 +183,7 @@ seealso:
 """
 
 EXAMPLES = r"""
+---
 # inventories/db-per-tenant-org/yuantus.scopes.yml: every tenant/org database that exists on the server
 plugin: yuantus.relmigrate.scopes
 tenancy_mode: db-per-tenant-org
@@ -194,6 +195,7 @@ keyed_groups:
   - key: yuantus_org_id
     prefix: org
 
+---
 # From the identity database: active tenants and organisations only
 plugin: yuantus.relmigrate.scopes
 tenancy_mode: db-per-tenant-org
@@ -201,6 +203,7 @@ source: identity
 identity_database_url: "{{ lookup('ansible.builtin.env', 'YUANTUS_IDENTITY_DATABASE_URL') }}"
 include_tenants: [tenant-1, tenant-2]
 
+---
 # Put one tenant's scopes behind a bastion (run the modules there instead of on the controller)
 plugin: yuantus.relmigrate.scopes
 tenancy_mode: db-per-tenant

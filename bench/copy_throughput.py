@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Copy throughput of ``yuantus.relmigrate.relationship_items`` against one set-based ``INSERT ... SELECT``.
 
 One run of this script:
@@ -92,7 +91,7 @@ def _proc_status(pid: int) -> dict[str, str]:
     try:
         with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
             for line in handle:
-                key, _, value = line.partition(":")
+                key, _sep, value = line.partition(":")
                 out[key] = value.strip()
     except OSError:
         pass
@@ -364,7 +363,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100000],
                         help="legacy rows to seed; several values run one after the other (default 100000)")
     parser.add_argument("--batch-size", type=int, default=5000, help="module batch_size (default 5000)")
@@ -385,8 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     if kind == "full" and not full_schema_available():
         parser.error("the full Yuantus schema dump is not available")
     sizes = (args.sweep_sizes or list(SWEEP_BATCH_SIZES)) if args.sweep else [args.batch_size]
-    print("schema: {} ({})".format(kind, "real Yuantus dump tenant.sql + tenant_seed_meta.sql" if kind == "full"
-                               else "minimal Yuantus-compatible schema of tools/schema"))
+    described = ("real Yuantus dump tenant.sql + tenant_seed_meta.sql" if kind == "full"
+                 else "minimal Yuantus-compatible schema of tools/schema")
+    print(f"schema: {kind} ({described})")
     print(f"batch sizes: {', '.join(map(str, sizes))}; repeat: {args.repeat} (best kept; module/single order "
           f"alternated); cpus: {os.cpu_count()}", flush=True)
 

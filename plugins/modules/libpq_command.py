@@ -132,8 +132,9 @@ def main():
     result = dict(cmd=argv, rc=rc, stdout=redact(stdout, secrets), stderr=redact(stderr, secrets),
                   database=target.database, scope=scope, changed=True)
     if rc != 0:
-        module.fail_json(msg="%s exited %d against %s: %s" % (os.path.basename(argv[0]), rc, target.describe(),
-                                                               result["stderr"].strip()[-2000:]), **result)
+        program = os.path.basename(argv[0])
+        module.fail_json(msg="%s exited %d against %s: %s" % (program, rc, target.describe(),
+                                                              result["stderr"].strip()[-2000:]), **result)
     module.exit_json(**result)
 
 

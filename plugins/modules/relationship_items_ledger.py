@@ -28,6 +28,7 @@ attributes:
     description: Computes which runs would be inserted or marked, writes nothing.
   diff_mode:
     support: none
+    description: No diff; the result lists the runs inserted and marked.
 options:
   runs:
     description:
@@ -42,7 +43,7 @@ options:
     type: str
     default: restore
 author:
-  - Yuantus relmigrate maintainers
+  - Yuantus relmigrate maintainers (@yuantus)
 """
 
 EXAMPLES = r"""

@@ -64,7 +64,7 @@ class Fleet:
 
     def template(self) -> str:
         """The URL template, with the password read from the environment by the inventory (never written)."""
-        user, _ = self.role
+        user = self.role[0]
         name = {"db-per-tenant-org": f"{self.prefix}__{{tenant_id}}__{{org_id}}",
                 "db-per-tenant": f"{self.prefix}__{{tenant_id}}"}[self.mode]
         return (f"postgresql+psycopg://{user}:{{{{ lookup('ansible.builtin.env', '{PASSWORD_ENV}') }}}}"

@@ -144,7 +144,7 @@ def test_delete_rollback_removes_only_ledger_rows(org_fleet: Fleet) -> None:
 
 
 def test_secrets_never_shown(org_fleet: Fleet, e2e_role: tuple[str, str]) -> None:
-    _, password = e2e_role
+    password = e2e_role[1]
     org_fleet.add("tenant-3__org-1", "tenant-3", "org-1", orphans=ORPHANS)
     runs = [org_fleet.play("migrate.yml", "-vvv"), org_fleet.play("migrate.yml", "-vvv", "--check", "--diff"),
             org_fleet.play("rollback.yml", "-vvv", "-l", "tenant-1")]

@@ -58,7 +58,7 @@ def parse_adhoc(stdout: str) -> tuple[str, dict[str, Any]]:
     match = _ADHOC_LINE.search(stdout)
     if match is None:
         raise AssertionError(f"no module result in the output of ansible:\n{stdout}")
-    result, _ = json.JSONDecoder().raw_decode(stdout[match.end():])
+    result = json.JSONDecoder().raw_decode(stdout[match.end():])[0]
     return match.group("status"), result
 
 
@@ -121,7 +121,7 @@ class Ansible:
                               capture_output=True, text=True, timeout=180, check=False)
         marker = proc.stdout.rfind("ok: [localhost] => ")
         assert marker >= 0, proc.stdout + proc.stderr
-        shown, _ = json.JSONDecoder().raw_decode(proc.stdout[marker + len("ok: [localhost] => "):])
+        shown = json.JSONDecoder().raw_decode(proc.stdout[marker + len("ok: [localhost] => "):])[0]
         result = shown["relmig_result"]
         status = "FAILED!" if result.get("failed") else "SKIPPED" if result.get("skipped") else "OK"
         return ModuleRun(proc.returncode, status, result, proc.stdout + proc.stderr, time.monotonic() - started)

@@ -133,8 +133,8 @@ def test_interrupted_direct_run_then_module_completes(scope_db: ScopeDatabase, o
             done + 2)
         result = ok(ansible.migrate(scope_db.url, batch_size=40))
         assert result["migrated"] == 148 - done and result["pending_after"] == 0
-        assert {r["run_id"]: r["status"] for r in ledger(conn)} == {"stopped": "interrupted",
-                                                                   result["run_id"]: "completed"}
+        statuses = {r["run_id"]: r["status"] for r in ledger(conn)}
+        assert statuses == {"stopped": "interrupted", result["run_id"]: "completed"}
         assert_items_mapped(conn, expected)
         ok(ansible.migrate(other_db.url))
         assert mapped_snapshot(conn) == mapped_snapshot(clean)

@@ -181,7 +181,7 @@ def test_missing_legacy_table_is_skipped(scope_db: ScopeDatabase, ansible: Ansib
         assert checksums_without_legacy(conn) == sums and _no_ledger(conn)
 
 
-def checksums_without_legacy(conn) -> dict[str, str]:  
+def checksums_without_legacy(conn) -> dict[str, str]:
     return {k: scalar(conn, f"SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {k} t")
             for k in ("meta_items", "meta_item_types", "meta_relationship_types")}
 

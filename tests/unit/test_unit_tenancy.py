@@ -128,7 +128,7 @@ def test_resolve_target_scope_has_no_password(mode: str, tenant: str | None, org
 
 
 def test_resolve_target_defaults_to_single() -> None:
-    _, scope = resolve_target({"database_url": SINGLE_URL})
+    scope = resolve_target({"database_url": SINGLE_URL})[1]
     assert scope["tenancy_mode"] == "single"
 
 

@@ -105,7 +105,7 @@ def test_backup_modes_and_manifest(harness: Harness, fmt: str) -> None:
     run_dir = harness.backup_dir / "run-a"
     archive = run_dir / f"{HOST}.{ {'custom': 'dump', 'directory': 'dir', 'plain': 'sql'}[fmt] }"
     assert mode(harness.backup_dir) == 0o700 and mode(run_dir) == 0o700
-    files = [archive] if fmt != "directory" else [p for p in archive.iterdir()]
+    files = [archive] if fmt != "directory" else list(archive.iterdir())
     assert files and all(mode(p) == 0o600 for p in files + [run_dir / f"{HOST}.manifest.json"])
     if fmt == "directory":
         assert mode(archive) == 0o700
@@ -287,9 +287,10 @@ def test_password_never_shown(harness: Harness, tmp_path: Path) -> None:
     outputs.append(ok(harness.restore("-vvv")))
     text = "".join(p.stdout + p.stderr for p in outputs)
     assert "pg_dump" in seen.read_text() and password not in seen.read_text()
-    # libpq reads the password from a 0600 file; (YUANTUS_DATABASE_URL is the controller's own environment,
-    # inherited by the local connection, not something the role passes.)
-    assert "PGPASSFILE=" in environ.read_text() and "PGPASSWORD" not in environ.read_text()
+    # libpq_command hands the password to pg_dump in pg_dump's own environment (readable only by its user), never
+    # in a file; (YUANTUS_DATABASE_URL is the controller's own environment, inherited by the local connection.)
+    assert f"PGPASSWORD={password}" in environ.read_text().splitlines()
+    assert "PGPASSFILE" not in environ.read_text()
     assert password not in text
     assert all(password not in p.read_text() for p in harness.backup_dir.rglob("*.json"))
 

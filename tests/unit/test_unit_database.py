@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.yuantus.relmigrate.plugins.filter.scope import FilterModule, libpq_env, scope_target
+from ansible_collections.yuantus.relmigrate.plugins.filter.scope_target import FilterModule, scope_target
 from ansible_collections.yuantus.relmigrate.plugins.module_utils import database
 from ansible_collections.yuantus.relmigrate.plugins.module_utils.database import (
     ConnectionTarget,
@@ -157,7 +157,7 @@ def test_session_options(params: dict[str, int], expected: str) -> None:
     assert _session_options(params) == expected
 
 
-# -- the scope filters (plugins/filter/scope.py) ------------------------------------------------------------------
+# -- the scope_target filter (plugins/filter/scope_target.py) -------------------------------------------------------
 URL = "postgresql+psycopg://yuantus:Filter-Pw-7@db.example:6543/yuantus?sslmode=require"
 TEMPLATE = "postgresql+psycopg://yuantus:Filter-Pw-7@db.example/yuantus_mt_pg__{tenant_id}__{org_id}"
 
@@ -169,29 +169,21 @@ def no_yuantus_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_libpq_env_single(no_yuantus_env: pytest.MonkeyPatch) -> None:
-    env = libpq_env({"tenancy_mode": "single", "database_url": URL, "database_url_template": "", "tenant_id": "",
-                     "org_id": ""}, connect_timeout=5)
-    assert env == {"PGHOST": "db.example", "PGPORT": "6543", "PGDATABASE": "yuantus", "PGUSER": "yuantus",
-                   "PGPASSWORD": "Filter-Pw-7", "PGAPPNAME": "yuantus.relmigrate", "PGCONNECT_TIMEOUT": "5",
-                   "PGSSLMODE": "require"}
+def test_scope_target_single(no_yuantus_env: pytest.MonkeyPatch) -> None:
+    target = scope_target({"tenancy_mode": "single", "database_url": URL, "database_url_template": "",
+                           "tenant_id": "", "org_id": ""})
+    assert target == {"host": "db.example", "port": 6543, "database": "yuantus", "user": "yuantus",
+                      "tenancy_mode": "single"}
 
 
-def test_libpq_env_from_environment(no_yuantus_env: pytest.MonkeyPatch) -> None:
+def test_scope_target_from_environment(no_yuantus_env: pytest.MonkeyPatch) -> None:
     no_yuantus_env.setenv("YUANTUS_TENANCY_MODE", "db-per-tenant-org")
     no_yuantus_env.setenv("YUANTUS_DATABASE_URL_TEMPLATE", TEMPLATE)
-    env = libpq_env({"tenancy_mode": "", "database_url": "", "database_url_template": "", "tenant_id": "t 1",
-                     "org_id": "o-1"})
-    assert env["PGDATABASE"] == "yuantus_mt_pg__t_1__o-1" and env["PGPORT"] == "5432"
-    target = scope_target({"tenant_id": "t 1", "org_id": "o-1"})
+    target = scope_target({"tenancy_mode": "", "database_url": "", "database_url_template": "", "tenant_id": "t 1",
+                           "org_id": "o-1"})
     assert target == {"host": "db.example", "port": 5432, "database": "yuantus_mt_pg__t_1__o-1",
                       "user": "yuantus", "tenancy_mode": "db-per-tenant-org", "tenant_id": "t_1", "org_id": "o-1"}
-
-
-def test_libpq_env_without_password_or_user(no_yuantus_env: pytest.MonkeyPatch) -> None:
-    env = libpq_env({"database_url": "postgresql:///yuantus"})
-    assert env == {"PGPORT": "5432", "PGDATABASE": "yuantus", "PGAPPNAME": "yuantus.relmigrate",
-                   "PGCONNECT_TIMEOUT": "10"}
+    assert scope_target({"tenant_id": "t 1", "org_id": "o-1"}) == target
 
 
 @pytest.mark.parametrize(("scope", "message"), [
@@ -203,9 +195,9 @@ def test_libpq_env_without_password_or_user(no_yuantus_env: pytest.MonkeyPatch) 
 def test_filter_errors_name_the_setting_not_the_password(no_yuantus_env: pytest.MonkeyPatch, scope: object,
                                                          message: str) -> None:
     with pytest.raises(AnsibleFilterError) as caught:
-        libpq_env(scope)
+        scope_target(scope)
     assert message in str(caught.value) and "Filter-Pw-7" not in str(caught.value)
 
 
 def test_filter_module_exports() -> None:
-    assert set(FilterModule().filters()) == {"libpq_env", "scope_target"}
+    assert set(FilterModule().filters()) == {"scope_target"}

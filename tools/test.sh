@@ -23,9 +23,12 @@ stage "collection build, install and ansible-doc"
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 rm -rf build && ansible-galaxy collection build --output-path build . >/dev/null
-ansible-galaxy collection install --offline -p "$build/installed" build/yuantus-relmigrate-*.tar.gz >/dev/null
-ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc yuantus.relmigrate.relationship_items >/dev/null
-ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc yuantus.relmigrate.relationship_items_info >/dev/null
+# --force: the development link in .collections already provides this version, and install would skip it.
+ansible-galaxy collection install --offline --force -p "$build/installed" build/yuantus-relmigrate-*.tar.gz >/dev/null
+for plugin in relationship_items relationship_items_info relationship_items_ledger libpq_command; do
+  ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc "yuantus.relmigrate.$plugin" | grep -q "$build/installed"
+done
+ANSIBLE_COLLECTIONS_PATH="$build/installed" ansible-doc -t inventory yuantus.relmigrate.scopes | grep -q "$build/installed"
 echo "built $(basename build/yuantus-relmigrate-*.tar.gz) ($(du -k build/yuantus-relmigrate-*.tar.gz | cut -f1) KiB), installed, ansible-doc renders"
 
 stage "ansible-builder create (execution environment build context)"

@@ -14,8 +14,25 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 
+from ansible.plugins.loader import init_plugin_loader
 from pgsandbox import Cluster
 from yuantus_fixture import ScopeDatabase, create_scope_database, full_schema_available
+
+
+def _ensure_collection_link() -> Path:
+    """``.collections/ansible_collections/yuantus/relmigrate -> repo`` (as tools/bootstrap.sh makes it)."""
+    link = REPO / ".collections" / "ansible_collections" / "yuantus" / "relmigrate"
+    if not (link.is_symlink() and link.resolve() == REPO):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(REPO)
+    return REPO / ".collections"
+
+
+# Ansible's collection loader, installed once for the whole session, makes ``ansible_collections.yuantus.relmigrate``
+# importable by every test and lets in-process plugin loading (the inventory tests) find the collection.
+init_plugin_loader([str(_ensure_collection_link())])
 
 _SCHEMA_KINDS = [
     "minimal",
@@ -69,17 +86,6 @@ def scope_db_full(pg_cluster: Cluster) -> Iterator[ScopeDatabase]:
     if not full_schema_available():
         pytest.skip("real Yuantus schema dump not available")
     yield from _fresh_scope(pg_cluster, "full")
-
-
-def _ensure_collection_link() -> Path:
-    """``.collections/ansible_collections/yuantus/relmigrate -> repo`` (as tools/bootstrap.sh makes it)."""
-    link = REPO / ".collections" / "ansible_collections" / "yuantus" / "relmigrate"
-    if not (link.is_symlink() and link.resolve() == REPO):
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(REPO)
-    return REPO / ".collections"
 
 
 @pytest.fixture(scope="session")

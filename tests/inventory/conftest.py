@@ -15,14 +15,6 @@ from scopes_helpers import PLUGIN, REPO, YUANTUS_ENV
 from yuantus_fixture import load_identity_schema
 
 
-@pytest.fixture(scope="session")
-def _plugin_loader(_collections_path: Path) -> None:
-    """Let this process load plugins of the collection the way the ansible CLIs do."""
-    from ansible.plugins.loader import init_plugin_loader
-
-    init_plugin_loader([str(_collections_path)])
-
-
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No YUANTUS_* variable leaks from the caller's shell into the plugin's env fallbacks."""
@@ -31,7 +23,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def parse_inventory(_plugin_loader: None, clean_env: None, tmp_path: Path) -> Callable[..., Any]:
+def parse_inventory(clean_env: None, tmp_path: Path) -> Callable[..., Any]:
     """Write a ``*.scopes.yml`` from a dict, run the plugin in-process, return the reconciled ``InventoryData``.
 
     ``fake`` (optional) maps ``_fetch_identity_rows`` / ``_fetch_database_ids`` to rows, replacing the database.

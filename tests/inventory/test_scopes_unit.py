@@ -133,7 +133,7 @@ def test_reserved_tenant_group_name_is_refused(parse_inventory: Any) -> None:
     ("yuantus.scopes.yml", True), ("scopes.yaml", True), ("prod-scopes.yml", True),
     ("hosts.yml", False), ("scopes.json", False), ("yuantus.scopes.yml.bak", False), ("inventory.yaml", False),
 ])
-def test_verify_file(_plugin_loader: None, tmp_path: Any, name: str, accepted: bool) -> None:
+def test_verify_file(tmp_path: Any, name: str, accepted: bool) -> None:
     from ansible.plugins.loader import inventory_loader
 
     path = tmp_path / name
@@ -141,7 +141,7 @@ def test_verify_file(_plugin_loader: None, tmp_path: Any, name: str, accepted: b
     assert inventory_loader.get("yuantus.relmigrate.scopes").verify_file(str(path)) is accepted
 
 
-def test_verify_file_missing(_plugin_loader: None, tmp_path: Any) -> None:
+def test_verify_file_missing(tmp_path: Any) -> None:
     from ansible.plugins.loader import inventory_loader
 
     assert inventory_loader.get("yuantus.relmigrate.scopes").verify_file(str(tmp_path / "x.scopes.yml")) is False

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from psycopg import sql
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO / ".collections") not in sys.path:
-    sys.path.insert(0, str(REPO / ".collections"))
-
 from pgsandbox import Cluster
+from psycopg import sql
 from relmig_support import Ansible
 
 

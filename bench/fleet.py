@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A fleet of scope databases through ``playbooks/migrate.yml`` at several fork counts: total wall time, per-scope
 overhead, and which tasks the time goes to.
 
@@ -87,7 +86,7 @@ def measure(cluster: Cluster, template: str, scopes: int, forks: int, workdir: P
         "task_results_per_scope": max(host_counts, default=0), "tasks_run_per_scope": max(ran_counts, default=0),
         "phases_s": {phase: round(seconds, 1) for phase, seconds in sorted(phase_times(tasks).items())},
         "slowest": [{"role": role, "task": name, "total_s": round(total, 1), "runs": runs}
-                 for role, name, total, runs in slowest(tasks, 15)],
+                    for role, name, total, runs in slowest(tasks, 15)],
         "wall_by_phase_s": {role: round(seconds, 1) for role, seconds in sorted(role_wall.items())},
         "slowest_wall": [{"role": role, "task": name, "wall_s": round(seconds, 1)} for (role, name), seconds in
                          sorted(task_wall.items(), key=lambda item: -item[1])[:12]],
@@ -122,7 +121,7 @@ def print_result(figures: dict[str, Any], target: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--scopes", type=int, default=50)
     parser.add_argument("--rows", type=int, default=1000, help="legacy rows per scope")
     parser.add_argument("--forks", type=int, nargs="+", default=[1, 10])

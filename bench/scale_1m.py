@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """One scope with 1,000,000 legacy rows through ``playbooks/migrate.yml``: wall time per phase and peak memory.
 
 One run of this script:
@@ -155,7 +154,7 @@ def run_playbook(playbook: str, inventory: Path, workdir: Path, *extra: str) -> 
                             text=True)
     poll = MemoryPoll(proc.pid)
     poll.start()
-    output, _ = proc.communicate()
+    output = proc.communicate()[0]
     wall = time.monotonic() - started
     poll.stop()
     return {"rc": proc.returncode, "wall_s": wall, "output": output, "tasks": read_junit(junit_dir), "memory": poll}
@@ -201,7 +200,7 @@ def mb(kb: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None, help="migrate_batch_size (default: the role's)")

@@ -12,8 +12,14 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.installed-$(sha256sum "$repo/requirements/constraints.txt" "$repo/requirements/requirements.in" | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -r "$repo/requirements/requirements.in" -c "$repo/requirements/constraints.txt"
+  log="$venv/pip-install.log"
+  echo "bootstrap: installing the pinned Python packages into .venv (log: .venv/pip-install.log)" >&2
+  if ! { "$venv/bin/pip" install --upgrade pip \
+         && "$venv/bin/pip" install -r "$repo/requirements/requirements.in" -c "$repo/requirements/constraints.txt"; \
+       } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 

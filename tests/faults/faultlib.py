@@ -234,7 +234,7 @@ def fingerprint(conn: psycopg.Connection) -> dict[str, Any]:
     """Parity fingerprint of a scope database (identical across clusters for the same seed)."""
     rows, distinct, items_md5, missing, types_md5, legacy_md5 = conn.execute(FINGERPRINT_SQL).fetchone()
     return {"rows": rows, "duplicates": rows - distinct, "items_md5": items_md5, "missing_legacy": missing,
-                "item_types_md5": types_md5, "legacy_md5": legacy_md5}
+            "item_types_md5": types_md5, "legacy_md5": legacy_md5}
 
 
 def ledger_problems(conn: psycopg.Connection) -> list[str]:

@@ -86,7 +86,7 @@ def bad_world(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
         conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO bi_reader")
     hole = Blackhole()
     world = {"cluster": pg_cluster, "tmp": tmp_path_factory.mktemp("bad-input"), "hole": hole,
-                 "databases": ["bi_main", "bi_notables"]}
+             "databases": ["bi_main", "bi_notables"]}
     try:
         yield world
     finally:
@@ -113,25 +113,25 @@ def _cases(world: dict[str, Any]) -> dict[str, tuple[dict[str, Any], list[str]]]
         "mode-unknown": ({"yuantus_tenancy_mode": "db-per-org", "yuantus_database_url": base + "/bi_main"},
                          ["db-per-org"]),
         "template-no-tenant": ({"yuantus_tenancy_mode": "db-per-tenant", "yuantus_database_url_template": base
-                                    + "/bi_main", "yuantus_tenant_id": "t1"}, ["no {tenant_id} placeholder"]),
+                                + "/bi_main", "yuantus_tenant_id": "t1"}, ["no {tenant_id} placeholder"]),
         "template-no-org": ({"yuantus_tenancy_mode": "db-per-tenant-org", "yuantus_database_url_template": template,
-                                 "yuantus_tenant_id": "t1", "yuantus_org_id": "o1"}, ["no {org_id} placeholder"]),
+                             "yuantus_tenant_id": "t1", "yuantus_org_id": "o1"}, ["no {org_id} placeholder"]),
         "missing-tenant": ({"yuantus_tenancy_mode": "db-per-tenant", "yuantus_database_url_template": template},
                            ["yuantus_tenant_id"]),
         "missing-org": ({"yuantus_tenancy_mode": "db-per-tenant-org",
-                             "yuantus_database_url_template": base + "/bi_{tenant_id}__{org_id}",
-                             "yuantus_tenant_id": "t1"}, ["yuantus_org_id"]),
+                         "yuantus_database_url_template": base + "/bi_{tenant_id}__{org_id}",
+                         "yuantus_tenant_id": "t1"}, ["yuantus_org_id"]),
         "no-scope-variables": ({}, ["incompletely defined"]),
         "database-missing": ({"yuantus_database_url": base + "/bi_does_not_exist"},
                              ['database "bi_does_not_exist" does not exist']),
         "wrong-password": ({"yuantus_database_url": f"postgresql+psycopg://postgres:{SECRET_WRONG}@127.0.0.1:"
-                                                     f"{cluster.port}/bi_main"},
+                            f"{cluster.port}/bi_main"},
                            ["password authentication failed", "postgres@127.0.0.1"]),
         "unreachable-host": ({"yuantus_database_url": f"postgresql+psycopg://postgres:x@127.0.0.1:"
-                                                       f"{world['hole'].port}/bi_main"},
+                              f"{world['hole'].port}/bi_main"},
                              ["cannot connect", "timeout"]),
         "no-insert-privilege": ({"yuantus_database_url": f"postgresql+psycopg://bi_reader:{READER_PASSWORD}"
-                                                          f"@127.0.0.1:{cluster.port}/bi_main"},
+                                 f"@127.0.0.1:{cluster.port}/bi_main"},
                                 ["lacks", "INSERT on public.meta_items", "nothing was written"]),
         "missing-tables": ({"yuantus_database_url": base + "/bi_notables"},
                            ["lacks table(s)", "meta_items", "meta_item_types"]),
@@ -142,17 +142,17 @@ def _cases(world: dict[str, Any]) -> dict[str, tuple[dict[str, Any], list[str]]]
     }
     for host, tenant in BAD_TENANTS.items():
         cases[host] = ({"yuantus_tenancy_mode": "db-per-tenant", "yuantus_database_url_template": template,
-                            "yuantus_tenant_id": tenant},
+                        "yuantus_tenant_id": tenant},
                        [f'database "bi_{_sanitize(tenant)}" does not exist'])
     return cases
 
 
 def _inventory(world: dict[str, Any], cases: dict[str, tuple[dict[str, Any], list[str]]], path: Path) -> Path:
     common = {"ansible_connection": "local", "ansible_python_interpreter": str(Path(__file__).resolve().parents[2]
-                                                                            / ".venv" / "bin" / "python"),
-                  "relmigrate_backup_dir": str(world["tmp"] / "backups"),
-                  "relmigrate_report_dir": str(world["tmp"] / "reports"),
-                  "relmigrate_skip_backup_reason": "bad-input test: every case fails before the copy"}
+                                                                               / ".venv" / "bin" / "python"),
+              "relmigrate_backup_dir": str(world["tmp"] / "backups"),
+              "relmigrate_report_dir": str(world["tmp"] / "reports"),
+              "relmigrate_skip_backup_reason": "bad-input test: every case fails before the copy"}
     data = {"all": {"vars": common, "hosts": {host: host_vars for host, (host_vars, _f) in cases.items()}}}
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     path.chmod(0o600)
@@ -175,7 +175,7 @@ def migrate_outcome(bad_world: dict[str, Any], faults_env: dict[str, str]) -> di
         report = bad_world["tmp"] / "reports" / "bad-input" / f"{host}.json"
         reports[host] = json.loads(report.read_text()) if report.is_file() else None
     return {"run": run, "cases": cases, "reports": reports, "names_before": names_before, "before": before,
-                "names_after": database_names(cluster), "after": database_checksums(cluster, bad_world["databases"])}
+            "names_after": database_names(cluster), "after": database_checksums(cluster, bad_world["databases"])}
 
 
 CASE_NAMES = ["url-garbage", "url-bad-port", "url-mysql", "url-sqlite", "url-no-database", "mode-unknown",
@@ -220,10 +220,10 @@ def test_bad_input_changed_no_database(migrate_outcome: dict[str, Any], bad_worl
 def _rollback_inventory(world: dict[str, Any], path: Path) -> Path:
     cluster = world["cluster"]
     data = {"all": {"vars": {"ansible_connection": "local",
-                                 "ansible_python_interpreter": str(Path(__file__).resolve().parents[2] / ".venv" / "bin"
-                                                                / "python"),
-                                 "relmigrate_backup_dir": str(world["tmp"] / "backups"),
-                                 "relmigrate_report_dir": str(world["tmp"] / "reports")},
+                             "ansible_python_interpreter": str(Path(__file__).resolve().parents[2] / ".venv" / "bin"
+                                                               / "python"),
+                             "relmigrate_backup_dir": str(world["tmp"] / "backups"),
+                             "relmigrate_report_dir": str(world["tmp"] / "reports")},
                     "hosts": {"bi-main": {"yuantus_database_url": cluster.url("bi_main")}}}}
     path.write_text(json.dumps(data), encoding="utf-8")
     path.chmod(0o600)

@@ -37,9 +37,9 @@ BATCHES = 50  # 99,975 pending rows / 2000 (the clean run confirms it)
 
 def _moments() -> list[dict[str, Any]]:
     rng = random.Random(FAULT_SEED)
-    moments = [{"phase": "before", "delay": rng.uniform(0.0, 0.25)} for _ in range(2)]
+    moments = [{"phase": "before", "delay": rng.uniform(0.0, 0.25)} for _moment in range(2)]
     moments += [{"phase": "during", "batch": rng.randint(1, BATCHES - 2), "delay": rng.uniform(0.0, 0.08)}
-                for _ in range(6)]
+                for _moment in range(6)]
     moments.append({"phase": "after-last-batch", "batch": BATCHES, "delay": 0.0})
     moments.append({"phase": "after-completed", "delay": rng.uniform(0.0, 0.3)})
     for number, moment in enumerate(moments):

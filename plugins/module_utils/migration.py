@@ -257,8 +257,10 @@ def public_type_entry(row):
 def analyse(cur, update_item_types, allow_orphans):
     """Return the full dry-run report of a scope whose target tables exist.
 
-    ``gate_failures`` lists one sentence per non-zero gate count that this run would fail on: orphans are
-    excluded when ``allow_orphans`` is set; invalid type references and invalid properties never are.
+    ``gate_failures`` lists one entry per non-zero gate count that this run would fail on (orphans are excluded
+    when ``allow_orphans`` is set; invalid type references and invalid properties never are), and
+    ``privileges`` when the connected role lacks one the run needs (``lacking`` names them), so a dry run
+    catches it before any backup or write.
     """
     tables = existing_tables(cur)
     counts = row_counts(cur, tables)
@@ -268,7 +270,10 @@ def analyse(cur, update_item_types, allow_orphans):
     for name in GATE_COUNTS:
         if counts[name] and not (allow_orphans and name in ORPHAN_COUNTS):
             failures.append("%s=%d" % (name, counts[name]))
-    return dict(counts=counts, plan=plan, gate_failures=failures, tables=tables)
+    lacking = missing_privileges(cur, plan)
+    if lacking:
+        failures.append("privileges")
+    return dict(counts=counts, plan=plan, gate_failures=failures, tables=tables, lacking=lacking)
 
 
 def gate_message(report):
@@ -277,6 +282,8 @@ def gate_message(report):
     details = ", ".join("%s=%s" % (name, counts[name]) for name in
                         ("total", "existing_items", "pending") + GATE_COUNTS)
     hints = []
+    if report["lacking"]:
+        hints.append(privileges_message(report["lacking"]))
     if any(counts[name] for name in ORPHAN_COUNTS):
         hints.append("orphan rows (first ids: %s) can be skipped with allow_orphans"
                      % ", ".join(counts["orphan_sample"]))
@@ -289,6 +296,11 @@ def gate_message(report):
         hints.append("legacy types name ItemTypes that do not exist: %s" % ", ".join(bad_types))
     return "dry-run gate failed (%s): %s. Counts: %s" % (
         ", ".join(report["gate_failures"]), "; ".join(hints), details)
+
+
+def privileges_message(lacking):
+    """The message for a role that lacks privileges the run needs."""
+    return "the database role lacks %s; nothing was written" % ", ".join(lacking)
 
 
 def server_facts(cur):

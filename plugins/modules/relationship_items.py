@@ -219,7 +219,6 @@ class Migration(object):
             if not tables[migration.LEGACY_TABLE]:
                 return None
             report = migration.analyse(cur, self.params["update_item_types"], self.params["allow_orphans"])
-            report["lacking"] = migration.missing_privileges(cur, report["plan"])
         self.conn.rollback()
         return report
 
@@ -233,11 +232,10 @@ class Migration(object):
         if report is None:
             result.update(skipped=True, skip_reason="legacy table missing", pending_after=0)
             return result
+        if report["lacking"]:
+            self.fail(migration.privileges_message(report["lacking"]), counts=report["counts"])
         if report["gate_failures"]:
             self.fail(migration.gate_message(report), counts=report["counts"])
-        if report["lacking"]:
-            self.fail("the database role lacks %s; nothing was written" % ", ".join(report["lacking"]),
-                      counts=report["counts"])
 
         counts, plan = report["counts"], report["plan"]
         to_copy = counts["pending"] - counts["orphans"] - counts["invalid_properties"]

@@ -101,8 +101,15 @@ ready:
   returned: always
   type: bool
 gate_failures:
-  description: One C(name=count) entry per gate count that fails.
+  description:
+    - One C(name=count) entry per gate count that fails, and C(privileges) when the connected role lacks a
+      privilege the run needs (see RV(missing_privileges)).
   returned: always
+  type: list
+  elements: str
+missing_privileges:
+  description: Privileges the connected role lacks for the run, e.g. C(INSERT on public.meta_items).
+  returned: unless skipped
   type: list
   elements: str
 message:
@@ -179,6 +186,7 @@ def inspect(cur, params):
         types=[public_type_entry(row) for row in report["plan"]],
         ready=not report["gate_failures"],
         gate_failures=report["gate_failures"],
+        missing_privileges=report["lacking"],
     )
     if report["gate_failures"]:
         result["message"] = gate_message(report)

@@ -203,7 +203,10 @@ def test_role_without_insert_is_detected_before_any_write(scope_db: ScopeDatabas
         sums = checksums(conn)
         url = cluster.url(scope_db.name, user=role_name, password=PASSWORD)
 
-        assert ok(ansible.info(url))["ready"] is True               # reading is enough for the dry run
+        dry_run = ok(ansible.info(url))                             # the dry run already says what is missing
+        assert dry_run["ready"] is False and dry_run["gate_failures"] == ["privileges"]
+        assert dry_run["missing_privileges"] == ["INSERT on public.meta_items", "INSERT on public.meta_item_types",
+                                                 "CREATE on the database (for the relmigrate ledger schema)"]
         run = ansible.migrate(url)
         result = failed(run)
         assert result["msg"] == ("the database role lacks INSERT on public.meta_items, INSERT on "

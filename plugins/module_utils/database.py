@@ -258,19 +258,28 @@ def require_driver(module):
         module.fail_json(msg=missing_required_lib("psycopg (version 3)"), exception=PSYCOPG_IMPORT_ERROR)
 
 
+def module_target(module):
+    """Resolve the module's scope to ``(ConnectionTarget, scope dict)``, failing the module with a safe message.
+
+    The password is registered with the module's ``no_log`` values: Ansible masks no_log option values (the
+    URL), but not the password on its own inside a driver's or a program's message.
+    """
+    try:
+        target, scope = resolve_target(module.params)
+    except (TenancyError, DatabaseError) as exc:
+        module.fail_json(msg=str(exc))
+    if target.password:
+        module.no_log_values.add(target.password)
+    return target, scope
+
+
 def module_connect(module, autocommit=False):
     """Resolve the module's scope and connect; on failure, fail the module with a safe message.
 
     Returns ``(connection, target, scope)``.
     """
     require_driver(module)
-    try:
-        target, scope = resolve_target(module.params)
-    except (TenancyError, DatabaseError) as exc:
-        module.fail_json(msg=str(exc))
-    if target.password:
-        # Ansible masks no_log option values, but not a password on its own inside a driver message.
-        module.no_log_values.add(target.password)
+    target, scope = module_target(module)
     try:
         conn = connect(target, module.params, autocommit=autocommit)
     except DatabaseError as exc:

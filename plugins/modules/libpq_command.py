@@ -90,13 +90,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.yuantus.relmigrate.plugins.module_utils.database import (
-    DatabaseError,
     connection_argument_spec,
     libpq_environment,
+    module_target,
     redact,
-    resolve_target,
 )
-from ansible_collections.yuantus.relmigrate.plugins.module_utils.tenancy import TenancyError
 
 
 def main():
@@ -108,12 +106,7 @@ def main():
         umask=dict(type="raw", default="0077"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=False)
-    try:
-        target, scope = resolve_target(module.params)
-    except (TenancyError, DatabaseError) as exc:
-        module.fail_json(msg=str(exc))
-    if target.password:
-        module.no_log_values.add(target.password)
+    target, scope = module_target(module)
     if module.params["database"]:
         target.database = module.params["database"]
     try:

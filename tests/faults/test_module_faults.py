@@ -50,11 +50,20 @@ def test_postgres_fast_shutdown_mid_copy_then_rerun(faults_env: dict[str, str],
     try:
         seed_fault_database(cluster, "scope")
         url = cluster.url("scope")
+        # An uncommitted application row with a legacy id of batch 13 holds the copy there, mid-run, however fast
+        # the machine is: the shutdown always lands in the middle of the copy (and rolls that row back).
+        blocker = cluster.connect("scope", autocommit=False)
         with cluster.connect("scope") as watcher:
+            held = watcher.execute("SELECT id FROM meta_relationships ORDER BY id OFFSET 25000 LIMIT 1").fetchone()[0]
+            blocker.execute("INSERT INTO meta_items (id, item_type_id, config_id) VALUES (%s, 'Part', %s)",
+                            (held, held))
             started = time.monotonic()
             proc = start_module(faults_env, "relationship_items", {"batch_size": 2000, "run_id": "stopped"}, url=url)
-            assert wait_for(lambda: _batches(watcher, "stopped") >= 10, 120, 0.005), "copy never started"
+            assert wait_for(lambda: _batches(watcher, "stopped") >= 10 and watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'yuantus.relmigrate' "
+                "AND wait_event_type = 'Lock'").fetchone()[0] == 1, 120, 0.01), "copy never reached the held row"
         cluster.shutdown("fast")
+        blocker.close()
         stopped = finish(proc, started, 120)
         assert stopped.rc != 0, stopped.text
         msg = stopped.host_result().get("msg", "")

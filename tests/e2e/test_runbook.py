@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Fleet, ok, recap
+from e2elib import Fleet, ok, recap
 
 ORPHANS = {"missing_type": 1, "missing_source": 2, "missing_related": 1}
 

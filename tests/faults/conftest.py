@@ -15,20 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faultlib import (
     FAULT_EXISTING_ITEMS,
     FAULT_ROWS,
-    FAULT_SEED,
     clone_database,
     fingerprint,
     ledger_problems,
     run_module,
+    seed_fault_database,
 )
-from yuantus_fixture import create_scope_database, seed_legacy
-
-
-def seed_fault_database(cluster: Any, name: str, rows: int = FAULT_ROWS) -> dict[str, Any]:
-    """Create ``name`` with the minimal schema and the fault tests' deterministic legacy data."""
-    scope = create_scope_database(cluster, name, "minimal")
-    with scope.connect() as conn:
-        return seed_legacy(conn, rows, seed=FAULT_SEED, existing_items=FAULT_EXISTING_ITEMS)
 
 
 @pytest.fixture(scope="session")

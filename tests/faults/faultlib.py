@@ -25,12 +25,20 @@ from typing import Any, Self
 
 import psycopg
 from psycopg import sql
+from yuantus_fixture import create_scope_database, seed_legacy
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 FAULT_ROWS = 100_000
 FAULT_SEED = 20260531
 FAULT_EXISTING_ITEMS = 25  # legacy ids that already exist in meta_items as unrelated items: never touched
+
+
+def seed_fault_database(cluster: Any, name: str, rows: int = FAULT_ROWS) -> dict[str, Any]:
+    """Create ``name`` with the minimal schema and the fault tests' deterministic legacy data."""
+    scope = create_scope_database(cluster, name, "minimal")
+    with scope.connect() as conn:
+        return seed_legacy(conn, rows, seed=FAULT_SEED, existing_items=FAULT_EXISTING_ITEMS)
 
 
 @dataclass

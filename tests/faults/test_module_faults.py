@@ -17,6 +17,7 @@ from faultlib import (
     finish,
     ledger_problems,
     run_module,
+    seed_fault_database,
     start_module,
     wait_for,
 )
@@ -44,8 +45,6 @@ def _assert_parity(conn: psycopg.Connection, clean: dict[str, Any]) -> None:
 def test_postgres_fast_shutdown_mid_copy_then_rerun(faults_env: dict[str, str],
                                                     clean_fingerprint: dict[str, Any]) -> None:
     """A dedicated cluster (the session's one stays up): stop it (fast) in the middle of the copy."""
-    from conftest import seed_fault_database
-
     cluster = Cluster.start()
     try:
         seed_fault_database(cluster, "scope")

@@ -52,6 +52,7 @@ COLLECTIONS = REPO / ".collections"
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(COLLECTIONS))
 
+import proctree
 from ansible_collections.yuantus.relmigrate.plugins.module_utils import migration
 from pgsandbox import Cluster, start_cluster
 from psycopg import sql
@@ -86,38 +87,6 @@ FROM public.meta_item_types
 
 
 # -- peak RSS of a process tree ------------------------------------------------------------------------------------
-def _proc_status(pid: int) -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
-            for line in handle:
-                key, _sep, value = line.partition(":")
-                out[key] = value.strip()
-    except OSError:
-        pass
-    return out
-
-
-def _kb(value: str | None) -> int:
-    return int(value.split()[0]) if value else 0
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
 class TreeMemoryMonitor(threading.Thread):
     """Poll ``/proc`` every 50 ms; remember each descendant's peak ``VmHWM`` (peak RSS) and command line."""
 
@@ -134,25 +103,15 @@ class TreeMemoryMonitor(threading.Thread):
             self._halt.wait(POLL_SECONDS)
 
     def sample(self) -> None:
-        children = _children_map()
-        todo, tree = [self.root_pid], []
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo.extend(children.get(pid, []))
-        for pid in tree:
-            status = _proc_status(pid)
+        for pid in [self.root_pid, *proctree.descendants(self.root_pid)]:
+            status = proctree.status(pid)
             if not status:
                 continue
-            hwm = max(_kb(status.get("VmHWM")), _kb(status.get("VmRSS")))
+            hwm = max(proctree.kb(status.get("VmHWM")), proctree.kb(status.get("VmRSS")))
             record = self.seen.setdefault(pid, {"hwm_kb": 0, "cmdline": "", "name": status.get("Name", "")})
             record["hwm_kb"] = max(record["hwm_kb"], hwm)
             if not record["cmdline"]:
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                        record["cmdline"] = handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-                except OSError:
-                    pass
+                record["cmdline"] = proctree.cmdline(pid)
         self.samples += 1
 
     def stop(self) -> None:

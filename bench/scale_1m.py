@@ -38,6 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 
+import proctree
 from pgsandbox import Cluster
 from yuantus_fixture import create_scope_database, seed_legacy
 
@@ -45,39 +46,6 @@ PHASES = ("report", "preflight", "backup", "migrate", "verify", "smoke")
 
 
 # -- processes ------------------------------------------------------------------------------------------------
-def _status(pid: int) -> dict[str, str]:
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _sep, value = line.partition(":")
-            out[key] = value.strip()
-    except OSError:
-        pass
-    return out
-
-
-def _kb(value: str | None) -> int:
-    return int(value.split()[0]) if value else 0
-
-
-def _tree(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    found, frontier = [root], [root]
-    while frontier:
-        current = frontier.pop()
-        children = [pid for pid, parent in parents.items() if parent == current]
-        found += children
-        frontier += children
-    return found
-
-
 class MemoryPoll(threading.Thread):
     """Peak RSS of an ansible process tree (controller, workers, modules; not the PostgreSQL server)."""
 
@@ -93,20 +61,16 @@ class MemoryPoll(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             total = 0
-            for pid in _tree(self.root):
-                status = _status(pid)
+            for pid in [self.root, *proctree.descendants(self.root)]:
+                status = proctree.status(pid)
                 if not status:
                     continue
-                total += _kb(status.get("VmRSS"))
-                hwm = _kb(status.get("VmHWM"))
+                total += proctree.kb(status.get("VmRSS"))
+                hwm = proctree.kb(status.get("VmHWM"))
                 if pid == self.root:
                     self.controller_peak_kb = max(self.controller_peak_kb, hwm)
                 elif hwm > self.process_peak.get(pid, (0, ""))[0]:
-                    try:
-                        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:100]
-                    except OSError:
-                        cmd = "?"
-                    self.process_peak[pid] = (hwm, cmd)
+                    self.process_peak[pid] = (hwm, proctree.cmdline(pid)[:100] or "?")
             self.tree_sum_peak_kb = max(self.tree_sum_peak_kb, total)
             self.processes_seen = max(self.processes_seen, len(self.process_peak))
             time.sleep(self.interval)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import psycopg
+from proctree import cmdline, descendants
 from psycopg import sql
 from yuantus_fixture import create_scope_database, seed_legacy
 
@@ -159,33 +160,6 @@ def run_playbook(env: dict[str, str], playbook: str, inventory: Path | str, *ext
     return finish(proc, started, timeout)
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    return parents
-
-
-def descendants(pid: int) -> list[int]:
-    """Pids of every process below ``pid``. Ansible's workers call setsid(), so the module is NOT in the
-    process group of the ``ansible`` command: killing the command's group alone would leave the module running."""
-    parents = _parents()
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == current]
-        found.extend(children)
-        frontier.extend(children)
-    return found
-
-
 def kill_group(proc: subprocess.Popen[str]) -> None:
     """kill -9 ansible and everything below it: its process group and the (setsid'd) workers and modules."""
     victims = descendants(proc.pid)
@@ -198,13 +172,6 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def module_child(proc: subprocess.Popen[str], name: str = "AnsiballZ_") -> int | None:
